@@ -1,0 +1,110 @@
+"""Redis connection pool and the translation of redis-py errors.
+
+Each worker process creates one client with its own connection pool in the application
+lifespan. A command that fails with a connection error is retried ``redis_retries`` times with
+exponential backoff. Timeouts are not retried, so a command such as INCR is never applied
+twice because of a slow reply. With the defaults, a request fails within about a second when
+Redis is down, and the pool reconnects by itself when Redis is back.
+
+Keys used by the service (an ACL may restrict the user to these patterns):
+``item:*``, ``cache:*``, ``session:*``, ``ratelimit:*``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis import exceptions as redis_exceptions
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from fastapi_stack.config import Settings
+from fastapi_stack.errors import RedisCommandError, RedisUnavailableError
+from fastapi_stack.logging import RepeatThrottle
+from fastapi_stack.metrics import REDIS_ERRORS
+
+logger = logging.getLogger(__name__)
+
+CLIENT_NAME = "fastapi-stack"
+RETRY_BACKOFF_BASE_SECONDS = 0.05
+RETRY_BACKOFF_CAP_SECONDS = 0.5
+ERROR_LOG_INTERVAL_SECONDS = 10.0
+
+_throttle = RepeatThrottle(ERROR_LOG_INTERVAL_SECONDS)
+
+
+def create_redis_client(settings: Settings) -> Redis:
+    """Create a client that owns a new connection pool. No connection is opened yet."""
+    pool = BlockingConnectionPool(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        username=settings.redis_username,
+        password=settings.redis_password.get_secret_value(),
+        client_name=CLIENT_NAME,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_seconds,
+        socket_connect_timeout=settings.redis_connect_timeout_seconds,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        health_check_interval=settings.redis_health_check_interval_seconds,
+        retry=Retry(
+            ExponentialBackoff(cap=RETRY_BACKOFF_CAP_SECONDS, base=RETRY_BACKOFF_BASE_SECONDS),
+            settings.redis_retries,
+            supported_errors=(redis_exceptions.ConnectionError,),
+        ),
+        decode_responses=True,
+    )
+    return Redis.from_pool(pool)
+
+
+@contextmanager
+def redis_errors(operation: str) -> Iterator[None]:
+    """Translate redis-py errors raised in the block into ``BackendError`` subclasses.
+
+    ``operation`` names the work for the log line and the ``redis_errors_total`` counter.
+    A connection error, timeout or authentication failure becomes RedisUnavailableError. Any
+    other Redis error becomes RedisCommandError.
+    """
+    try:
+        yield
+    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
+        record_redis_error(operation, exc)
+        raise RedisUnavailableError(
+            f"Redis is unavailable ({_error_kind(exc)}); retry later."
+        ) from exc
+    except redis_exceptions.RedisError as exc:
+        record_redis_error(operation, exc)
+        raise RedisCommandError(f"Redis rejected the {operation} command; retry later.") from exc
+
+
+def record_redis_error(operation: str, error: redis_exceptions.RedisError) -> None:
+    """Count a Redis error and log it, at most once per operation and error kind every 10 s."""
+    kind = _error_kind(error)
+    REDIS_ERRORS.labels(operation, kind).inc()
+    should_log, suppressed = _throttle.should_log(f"{operation}:{kind}")
+    if should_log:
+        logger.warning(
+            "Redis %s failed: %s: %s (%d similar errors not logged)",
+            operation,
+            type(error).__name__,
+            error,
+            suppressed,
+            extra={"operation": operation, "error_kind": kind},
+        )
+
+
+def _error_kind(error: redis_exceptions.RedisError) -> str:
+    if isinstance(error, redis_exceptions.AuthenticationError):
+        return "authentication"
+    if isinstance(error, redis_exceptions.TimeoutError):
+        return "timeout"
+    if isinstance(error, redis_exceptions.ConnectionError):
+        return "connection"
+    if isinstance(error, redis_exceptions.ResponseError) and str(error).startswith("OOM"):
+        return "out_of_memory"
+    if isinstance(error, redis_exceptions.NoPermissionError):
+        return "no_permission"
+    return "command"
