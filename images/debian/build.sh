@@ -34,7 +34,7 @@ trap 'rm -rf "$rootfs"' EXIT
 echo "Bootstrapping Debian 12 from $mirror into $rootfs"
 debootstrap --variant=minbase bookworm "$rootfs" "$mirror"
 
-# Keep containers small: no documentation, no apt lists, no recommends.
+# Keep images small: apt installs no recommended packages and keeps no package lists.
 cat >"$rootfs/etc/apt/apt.conf.d/90fastapi-stack" <<'CONF'
 APT::Install-Recommends "false";
 APT::Install-Suggests "false";
