@@ -1,6 +1,7 @@
 """Shared fixtures: a real redis-server with ACL users, settings and an in-process client.
 
-The Redis server runs on a free loopback port. The ``app`` user gets exactly the commands and
+The Redis server listens on a free loopback port and on the Unix domain socket
+``redis.sock`` in its directory. The ``app`` user gets exactly the commands and
 key patterns that the README documents for the production ACL, so a test fails when the code
 starts using a command that the ACL does not allow.
 """
@@ -52,11 +53,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server process on 127.0.0.1 with the users ``admin`` and ``app``."""
+    """A redis-server process on 127.0.0.1 and ``socket_path``, with the users ``admin`` and
+    ``app``."""
 
     def __init__(self, directory: Path, port: int) -> None:
         self.directory = directory
         self.port = port
+        # redis-server fails to start when this path is longer than 107 bytes (the Linux limit).
+        self.socket_path = directory / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -70,6 +74,7 @@ class RedisServer:
         config = self.directory / "redis.conf"
         config.write_text(
             f"bind 127.0.0.1\nport {self.port}\ndir {self.directory}\n"
+            f"unixsocket {self.socket_path}\nunixsocketperm 700\n"
             f'aclfile {acl_file}\nsave ""\nappendonly no\n'
             f"logfile {self.directory / 'redis.log'}\n"
         )
@@ -98,10 +103,11 @@ class RedisServer:
             self.process.wait()
         self.process = None
 
-    def admin(self) -> redis.Redis:
+    def admin(self, db: int = 0) -> redis.Redis:
         return redis.Redis(
             host="127.0.0.1",
             port=self.port,
+            db=db,
             username=ADMIN_USER,
             password=ADMIN_PASSWORD,
             decode_responses=True,

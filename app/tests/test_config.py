@@ -49,6 +49,7 @@ def test_defaults(app_env: Callable[..., None], password_file: Path) -> None:
     assert settings.keep_alive_timeout_seconds == 75
     assert settings.graceful_shutdown_seconds == 8
     assert settings.log_level == "INFO"
+    assert settings.redis_socket is None
     assert settings.redis_address == "redis:6379"
 
 
@@ -69,6 +70,27 @@ def test_environment_overrides(app_env: Callable[..., None], password_file: Path
     assert settings.bind_address == UnixBind("/run/app/app.sock")
     assert settings.log_level == "DEBUG"
     assert settings.trusted_networks == (ip_network("172.18.0.0/16"), ip_network("fd00::/8"))
+
+
+def test_redis_socket_takes_precedence(app_env: Callable[..., None], password_file: Path) -> None:
+    app_env(redis_socket="/run/redis/redis.sock", redis_host="10.1.2.3", redis_port="6380")
+
+    settings = load_settings()
+
+    assert settings.redis_socket == Path("/run/redis/redis.sock")
+    assert settings.redis_address == "unix:/run/redis/redis.sock"
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_redis_socket_uses_tcp(
+    app_env: Callable[..., None], password_file: Path, value: str
+) -> None:
+    app_env(redis_socket=value, redis_host="10.1.2.3")
+
+    settings = load_settings()
+
+    assert settings.redis_socket is None
+    assert settings.redis_address == "10.1.2.3:6379"
 
 
 def test_trusted_proxies_json_list(app_env: Callable[..., None], password_file: Path) -> None:
@@ -196,6 +218,8 @@ def test_password_field_ignores_environment(
         ("workers", "0", "APP_WORKERS: Input should be greater than or equal to 1"),
         ("bind", "localhost", "APP_BIND: Value error, invalid bind 'localhost'"),
         ("bind", "unix:relative.sock", "the unix socket path must be absolute"),
+        ("redis_socket", "redis.sock", "APP_REDIS_SOCKET: Value error, the Redis socket path"),
+        ("redis_socket", "run/redis/redis.sock", "must be absolute, such as /run/redis/redis.sock"),
         ("keep_alive_timeout_seconds", "60", "longer than Caddy's upstream keep-alive of 60 s"),
         ("log_level", "verbose", "APP_LOG_LEVEL"),
         ("rate_limit_window_seconds", "0", "APP_RATE_LIMIT_WINDOW_SECONDS"),

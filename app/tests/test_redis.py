@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -8,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from redis import exceptions as redis_exceptions
+from redis.asyncio.connection import UnixDomainSocketConnection
 
 from fastapi_stack import redis as app_redis
 from fastapi_stack.config import Settings, load_settings
@@ -198,3 +201,137 @@ async def test_client_uses_settings(settings: Settings, private_redis: RedisServ
     assert kwargs["socket_timeout"] == settings.redis_socket_timeout_seconds
     assert kwargs["health_check_interval"] == settings.redis_health_check_interval_seconds
     assert [c["name"] for c in connected if c["user"] == "app"] == ["fastapi-stack"]
+
+
+@pytest.fixture
+def socket_settings(app_env: Callable[..., None], private_redis: RedisServer) -> Settings:
+    """Settings that reach ``private_redis`` over its Unix socket, with db 2.
+
+    The TCP address points at a closed port, so a test fails when the client uses it.
+    """
+    app_env(
+        redis_socket=private_redis.socket_path,
+        redis_host="127.0.0.1",
+        redis_port=free_port(),
+        redis_db=2,
+    )
+    return load_settings()
+
+
+async def test_socket_client_uses_settings(
+    socket_settings: Settings, private_redis: RedisServer
+) -> None:
+    client = app_redis.create_redis_client(socket_settings)
+    try:
+        assert await client.ping()
+        pool = client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        await pool.release(connection)
+        with private_redis.admin() as admin:
+            connected = [c for c in admin.client_list() if c["user"] == "app"]
+    finally:
+        await client.aclose()
+
+    assert pool.connection_class is UnixDomainSocketConnection
+    assert pool.connection_kwargs["path"] == str(private_redis.socket_path)
+    assert "host" not in pool.connection_kwargs
+    assert "port" not in pool.connection_kwargs
+    assert isinstance(connection, UnixDomainSocketConnection)
+    assert connection.username == "app"
+    assert connection.db == 2
+    assert connection.socket_connect_timeout == socket_settings.redis_connect_timeout_seconds
+    assert connection.socket_timeout == socket_settings.redis_socket_timeout_seconds
+    assert connection.health_check_interval == socket_settings.redis_health_check_interval_seconds
+    assert connection.retry.get_retries() == socket_settings.redis_retries
+    assert [c["name"] for c in connected] == ["fastapi-stack"]
+    assert [c["db"] for c in connected] == ["2"]
+    # CLIENT LIST marks a client connected over a Unix domain socket with the flag U.
+    assert "U" in connected[0]["flags"]
+
+
+async def test_items_round_trip_over_socket(
+    socket_settings: Settings, private_redis: RedisServer
+) -> None:
+    async with running_client(socket_settings) as client:
+        created = await client.post("/api/v1/items", json={"name": "over-socket"})
+        assert created.status_code == 201
+        item_id = created.json()["id"]
+        read = await client.get(f"/api/v1/items/{item_id}")
+        listed = await client.get("/api/v1/items")
+        with private_redis.admin(db=2) as admin:
+            stored_keys = set(admin.keys("item:*"))
+        deleted = await client.delete(f"/api/v1/items/{item_id}")
+        missing = await client.get(f"/api/v1/items/{item_id}")
+
+    assert read.status_code == 200
+    assert read.json()["name"] == "over-socket"
+    assert [item["id"] for item in listed.json()["items"]] == [item_id]
+    assert stored_keys == {f"item:{item_id}", "item:index"}
+    assert deleted.status_code == 204
+    assert missing.status_code == 404
+
+
+async def test_socket_outage_and_recovery(
+    socket_settings: Settings, private_redis: RedisServer
+) -> None:
+    async with running_client(socket_settings) as client:
+        created = await client.post("/api/v1/items", json={"name": "before-outage"})
+        assert created.status_code == 201
+
+        private_redis.stop()
+        # redis-server removes its socket file when it shuts down.
+        assert not private_redis.socket_path.exists()
+
+        ready, ready_seconds = await timed_get(client, "/readyz")
+        items, items_seconds = await timed_get(client, "/api/v1/items")
+        health = await client.get("/healthz")
+        computed = await client.get("/api/v1/compute/1000")
+
+        private_redis.start()
+
+        recovered = await client.get("/readyz")
+        again = await client.post("/api/v1/items", json={"name": "after-outage"})
+
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "redis_unavailable"
+    assert ready_seconds < MAX_FAILURE_SECONDS
+    assert items.status_code == 503
+    assert items.json()["error"]["code"] == "redis_unavailable"
+    assert items_seconds < MAX_FAILURE_SECONDS
+    assert health.status_code == 200
+    assert computed.status_code == 200
+    assert computed.headers["x-cache"] == "MISS"
+    assert recovered.status_code == 200
+    assert again.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("socket_file", "expected_errno"),
+    [("missing", errno.ENOENT), ("stale", errno.ECONNREFUSED)],
+)
+async def test_no_server_on_socket(
+    app_env: Callable[..., None],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    socket_file: str,
+    expected_errno: int,
+) -> None:
+    path = tmp_path / "redis.sock"
+    if socket_file == "stale":
+        # A socket file that no process listens on, as a killed redis-server leaves behind.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(path))
+    app_env(redis_socket=path, redis_host="127.0.0.1", redis_port=free_port())
+
+    async with running_client(load_settings()) as client:
+        ready, ready_seconds = await timed_get(client, "/readyz")
+        health = await client.get("/healthz")
+
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "redis_unavailable"
+    assert ready_seconds < MAX_FAILURE_SECONDS
+    assert health.status_code == 200
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(f"Redis at unix:{path} is not reachable" in message for message in messages)
+    # redis-py words a failed connect as "Error <errno> connecting to <path>."
+    assert any(f"Error {expected_errno} connecting to {path}." in message for message in messages)

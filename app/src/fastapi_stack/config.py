@@ -91,6 +91,13 @@ class Settings(BaseSettings):
 
     redis_host: str = Field(default="redis", min_length=1, description="Redis host name or IP.")
     redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_socket: Path | None = Field(
+        default=None,
+        description=(
+            "Absolute path of the Redis Unix domain socket. When set, the service connects "
+            "through it and ignores redis_host and redis_port. Unset or empty uses TCP."
+        ),
+    )
     redis_db: int = Field(default=0, ge=0, le=15)
     redis_username: str = Field(default="app", min_length=1, description="Redis ACL user.")
     redis_password: SecretStr = Field(
@@ -177,6 +184,23 @@ class Settings(BaseSettings):
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
 
+    @field_validator("redis_socket", mode="before")
+    @classmethod
+    def _empty_socket_is_unset(cls, value: object) -> object:
+        # Compose substitutions such as ${REDIS_SOCKET:-} pass an empty string when unset.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("redis_socket")
+    @classmethod
+    def _check_socket_is_absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError(
+                "the Redis socket path must be absolute, such as /run/redis/redis.sock"
+            )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -208,6 +232,9 @@ class Settings(BaseSettings):
 
     @property
     def redis_address(self) -> str:
+        """Redis address for log lines: ``unix:<path>`` or ``<host>:<port>``."""
+        if self.redis_socket is not None:
+            return f"unix:{self.redis_socket}"
         return f"{self.redis_host}:{self.redis_port}"
 
 

@@ -4,7 +4,9 @@ Each worker process creates one client with its own connection pool in the appli
 lifespan. A command that fails with a connection error is retried ``redis_retries`` times with
 exponential backoff. Timeouts are not retried, so a command such as INCR is never applied
 twice because of a slow reply. With the defaults, a request fails within about a second when
-Redis is down, and the pool reconnects by itself when Redis is back.
+Redis is down, and the pool reconnects by itself when Redis is back. Over a Unix domain socket,
+a missing socket file is retried like a refused connection, because Redis removes the file
+when it shuts down and creates it again at start.
 
 Keys used by the service (an ACL may restrict the user to these patterns):
 ``item:*``, ``cache:*``, ``session:*``, ``ratelimit:*``.
@@ -15,9 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from redis import exceptions as redis_exceptions
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -37,10 +41,23 @@ _throttle = RepeatThrottle(ERROR_LOG_INTERVAL_SECONDS)
 
 
 def create_redis_client(settings: Settings) -> Redis:
-    """Create a client that owns a new connection pool. No connection is opened yet."""
+    """Create a client that owns a new connection pool. No connection is opened yet.
+
+    The pool connects to the Unix domain socket ``redis_socket`` when it is set, and otherwise
+    to ``redis_host:redis_port`` over TCP.
+    """
+    transport: dict[str, Any]
+    if settings.redis_socket is not None:
+        # UnixDomainSocketConnection takes only ``path`` itself and passes the connection
+        # options below on to AbstractConnection, as the TCP Connection does (redis-py 8.2).
+        transport = {
+            "connection_class": UnixDomainSocketConnection,
+            "path": str(settings.redis_socket),
+        }
+    else:
+        transport = {"host": settings.redis_host, "port": settings.redis_port}
     pool = BlockingConnectionPool(
-        host=settings.redis_host,
-        port=settings.redis_port,
+        **transport,
         db=settings.redis_db,
         username=settings.redis_username,
         password=settings.redis_password.get_secret_value(),
