@@ -9,8 +9,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 SANDBOX_URL := https://fastapi-stack.localhost:8443
-# Molecule scenarios run by `make test`, the whole site first.
-SCENARIOS ?= default
+# Molecule scenarios run by `make test`; each one is about 5 to 10 minutes.
+SCENARIOS ?= docker default stack tls
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -45,13 +45,15 @@ smoke: ## Send one verified HTTPS request to the sandbox
 	  --resolve fastapi-stack.localhost:8443:127.0.0.1 $(SANDBOX_URL)/readyz
 	@echo
 
-lint: setup ## Run yamllint, ansible-lint, ruff and mypy
+lint: setup ## Run yamllint, ansible-lint, ruff and mypy (app and tools)
 	yamllint --strict .
 	ansible-lint
 	cd app && ruff check . && ruff format --check . && mypy
+	cd tools && ruff check . && ruff format --check . && mypy
 
-app-test: setup ## Run the app's tests against a real redis-server
+app-test: setup ## Run the app's tests against a real redis-server, and the tools' tests
 	cd app && pytest
+	cd tools && pytest
 
 molecule: images ## Run the Molecule scenarios in SCENARIOS
 	for scenario in $(SCENARIOS); do molecule test --scenario-name "$$scenario"; done
