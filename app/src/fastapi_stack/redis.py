@@ -98,7 +98,10 @@ def redis_errors(operation: str) -> Iterator[None]:
 
 
 def record_redis_error(operation: str, error: redis_exceptions.RedisError) -> None:
-    """Count a Redis error and log it, at most once per operation and error kind every 10 s."""
+    """Count a Redis error and log it at most once per operation and error kind every 10 s.
+
+    The limit applies in each worker process, so N workers log up to N lines.
+    """
     kind = _error_kind(error)
     REDIS_ERRORS.labels(operation, kind).inc()
     should_log, suppressed = _throttle.should_log(f"{operation}:{kind}")
