@@ -87,6 +87,7 @@ async def test_openapi_documents_endpoints(client: httpx.AsyncClient) -> None:
     assert set(schema["paths"]) == {
         "/healthz",
         "/readyz",
+        "/api/v1/hello",
         "/api/v1/items",
         "/api/v1/items/{item_id}",
         "/api/v1/compute/{n}",

@@ -99,6 +99,10 @@ class SessionData(BaseModel):
     expires_in_seconds: int = Field(description="Idle time after which the session expires.")
 
 
+class Greeting(BaseModel):
+    message: str
+
+
 class HealthStatus(BaseModel):
     status: Literal["ok"]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from fastapi_stack.api.routes import compute, health, items, metrics, session
+from fastapi_stack.api.routes import compute, health, hello, items, metrics, session
 from fastapi_stack.ratelimit import enforce_rate_limit
 
 api_router = APIRouter(dependencies=[Depends(enforce_rate_limit)])
+api_router.include_router(hello.router)
 api_router.include_router(items.router)
 api_router.include_router(compute.router)
 api_router.include_router(session.router)
