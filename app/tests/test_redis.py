@@ -232,7 +232,7 @@ async def test_socket_client_uses_settings(
     finally:
         await client.aclose()
 
-    assert pool.connection_class is UnixDomainSocketConnection
+    assert issubclass(pool.connection_class, UnixDomainSocketConnection)
     assert pool.connection_kwargs["path"] == str(private_redis.socket_path)
     assert "host" not in pool.connection_kwargs
     assert "port" not in pool.connection_kwargs
@@ -335,3 +335,30 @@ async def test_no_server_on_socket(
     assert any(f"Redis at unix:{path} is not reachable" in message for message in messages)
     # redis-py words a failed connect as "Error <errno> connecting to <path>."
     assert any(f"Error {expected_errno} connecting to {path}." in message for message in messages)
+
+
+async def test_blocked_write_times_out() -> None:
+    """A write that waits for buffer space is bounded by the socket timeout."""
+
+    async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = app_redis._TcpConnection(host="127.0.0.1", port=port, socket_timeout=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.transport.set_write_buffer_limits(high=1024)
+    connection._reader, connection._writer = reader, writer
+    started = time.monotonic()
+    try:
+        with pytest.raises(redis_exceptions.TimeoutError, match="Timeout writing to socket"):
+            # More than the peer's receive buffer and ours hold, so drain() has to wait.
+            await connection.send_packed_command([b"x" * 32 * 1024 * 1024], check_health=False)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert time.monotonic() - started < 2
+    assert connection.socket_timeout == 0.2
+    assert not connection.is_connected

@@ -14,14 +14,15 @@ Keys used by the service (an ACL may restrict the user to these patterns):
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from redis import exceptions as redis_exceptions
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import UnixDomainSocketConnection
+from redis.asyncio.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -40,6 +41,54 @@ ERROR_LOG_INTERVAL_SECONDS = 10.0
 _throttle = RepeatThrottle(ERROR_LOG_INTERVAL_SECONDS)
 
 
+class _WriteTimeoutMixin(AbstractConnection):
+    """Bound writes without starting a task per command.
+
+    With a socket timeout, redis-py 8.2 bounds each write with ``asyncio.wait_for``, and on
+    Python 3.11 that starts a new task per command. Measured with wrk on one worker, the task
+    costs about 80 microseconds of CPU per command, more than a tenth of an item read. This
+    class sends with redis-py's timeout switched off and arms ``asyncio.timeout`` only for a
+    write that has to wait for buffer space. Reads keep redis-py's own bound, which uses
+    ``asyncio.timeout``.
+    """
+
+    _write_timeout: float | None = None
+
+    async def send_packed_command(
+        self, command: str | bytes | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        self._write_timeout, self.socket_timeout = self.socket_timeout, None
+        try:
+            await super().send_packed_command(command, check_health)
+        finally:
+            self.socket_timeout = self._write_timeout
+
+    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
+        chunks = list(command)
+        writer = self._writer
+        if writer is not None:
+            _, high_water = writer.transport.get_write_buffer_limits()
+            pending = writer.transport.get_write_buffer_size() + sum(map(len, chunks))
+            if pending <= high_water:
+                # drain() returns at once below the high-water mark: nothing to bound.
+                await super()._send_packed_command(chunks)
+                return
+        try:
+            async with asyncio.timeout(self._write_timeout):
+                await super()._send_packed_command(chunks)
+        except TimeoutError:
+            # redis-py closed the connection when the timeout cancelled the write.
+            raise redis_exceptions.TimeoutError("Timeout writing to socket") from None
+
+
+class _TcpConnection(_WriteTimeoutMixin, Connection):
+    pass
+
+
+class _UnixConnection(_WriteTimeoutMixin, UnixDomainSocketConnection):
+    pass
+
+
 def create_redis_client(settings: Settings) -> Redis:
     """Create a client that owns a new connection pool. No connection is opened yet.
 
@@ -51,11 +100,15 @@ def create_redis_client(settings: Settings) -> Redis:
         # UnixDomainSocketConnection takes only ``path`` itself and passes the connection
         # options below on to AbstractConnection, as the TCP Connection does (redis-py 8.2).
         transport = {
-            "connection_class": UnixDomainSocketConnection,
+            "connection_class": _UnixConnection,
             "path": str(settings.redis_socket),
         }
     else:
-        transport = {"host": settings.redis_host, "port": settings.redis_port}
+        transport = {
+            "connection_class": _TcpConnection,
+            "host": settings.redis_host,
+            "port": settings.redis_port,
+        }
     pool = BlockingConnectionPool(
         **transport,
         db=settings.redis_db,

@@ -48,9 +48,10 @@ async def list_items(
     return await store.list(limit=limit, offset=offset)
 
 
-@router.get("/{item_id}", responses=NOT_FOUND)
-async def get_item(item_id: uuid.UUID, store: ItemStoreDep) -> Item:
-    return await store.get(item_id)
+@router.get("/{item_id}", response_model=Item, responses=NOT_FOUND)
+async def get_item(item_id: uuid.UUID, store: ItemStoreDep) -> Response:
+    # The stored JSON is already an Item, so it goes out as it is.
+    return Response(await store.get_json(item_id), media_type="application/json")
 
 
 @router.patch("/{item_id}", responses=NOT_FOUND | CONFLICT)
