@@ -60,6 +60,9 @@ molecule: images ## Run the Molecule scenarios in SCENARIOS
 
 test: lint app-test molecule ## Run every check; CI runs this
 
+bench: setup prerequisites images ## Replace the sandbox, measure it, write docs/benchmarks.md
+	cd tools && $(BIN)/python -m bench
+
 clean: ## Remove the sandbox host, its volumes and .sandbox/
 	-docker rm --force --volumes fastapi-stack-sandbox
 	-docker volume rm fastapi-stack-sandbox-docker

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install and start what the control node needs on Debian 12 for the sandbox
 # and the tests: Docker Engine (Debian's docker.io), debootstrap for the base
-# image, redis-server for the app's tests and python3-venv. Safe to run again.
+# image, redis-server for the app's tests, python3-venv, and wrk for `make bench`.
+# Safe to run again.
 set -euo pipefail
 
-packages=(docker.io debootstrap redis-server python3-venv curl)
+packages=(docker.io debootstrap redis-server python3-venv curl wrk)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
