@@ -85,8 +85,17 @@ class WrkRun:
         ]
 
     def command(self) -> str:
-        """Return the command as an operator would type it, for the report."""
-        return f"BENCH_CONNECT={self.connect} " + " ".join(self.argv())
+        """Return the command as an operator would type it in the repository, for the report."""
+        argv = [
+            f"--script={CONNECT_SCRIPT.relative_to(CONNECT_SCRIPT.parents[2])}"
+            if arg.startswith("--script=")
+            else arg
+            for arg in self.argv()
+        ]
+        return (
+            f'BENCH_CONNECT={self.connect} nsenter --target "$(docker inspect --format '
+            f"'{{{{.State.Pid}}}}' fastapi-stack-sandbox)\" --net " + " ".join(argv)
+        )
 
 
 def run_wrk(run: WrkRun, netns_pid: int) -> WrkResult:

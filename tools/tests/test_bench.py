@@ -6,7 +6,7 @@ import pytest
 
 from bench.report import Converge, LoadedChange, Report, Throughput, render
 from bench.sandbox import parse_memory_mib, static_caddyfile
-from bench.wrk import WrkResult, parse_wrk
+from bench.wrk import WrkResult, WrkRun, parse_wrk
 
 WRK_OUTPUT = """\
 Running 2s test @ http://127.0.0.1:18080/
@@ -132,3 +132,10 @@ def test_render_lists_figures() -> None:
     assert "| Naive update | `docker compose up` | 20.0 s | 300 | 2 | status 502 2 |" in text
     assert "| Total | 40.0 MiB |" in text
     assert text.endswith("```sh\nmake bench\n```\n")
+
+
+def test_wrk_command_runs_from_repository() -> None:
+    command = WrkRun("https://localhost/", "172.30.0.4:443", 10, 16).command()
+
+    assert command.startswith("BENCH_CONNECT=172.30.0.4:443 nsenter --target ")
+    assert "--script=tools/bench/connect.lua https://localhost/" in command
