@@ -339,10 +339,10 @@ async def test_no_server_on_socket(
 
 async def test_blocked_write_times_out() -> None:
     """A write that waits for buffer space is bounded by the socket timeout."""
+    peers: list[asyncio.StreamWriter] = []
 
     async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
-        writer.close()
+        peers.append(writer)
 
     server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -356,6 +356,9 @@ async def test_blocked_write_times_out() -> None:
             # More than the peer's receive buffer and ours hold, so drain() has to wait.
             await connection.send_packed_command([b"x" * 32 * 1024 * 1024], check_health=False)
     finally:
+        writer.transport.abort()
+        for peer in peers:
+            peer.transport.abort()
         server.close()
         await server.wait_closed()
 
