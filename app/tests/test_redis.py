@@ -11,6 +11,8 @@ import httpx
 import pytest
 from redis import exceptions as redis_exceptions
 from redis.asyncio.connection import UnixDomainSocketConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from fastapi_stack import redis as app_redis
 from fastapi_stack.config import Settings, load_settings
@@ -365,3 +367,39 @@ async def test_blocked_write_times_out() -> None:
     assert time.monotonic() - started < 2
     assert connection.socket_timeout == 0.2
     assert not connection.is_connected
+
+
+async def test_health_check_read_times_out() -> None:
+    """The health check's PING still waits at most one socket timeout for its reply."""
+    peers: list[asyncio.StreamWriter] = []
+
+    async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer)
+
+    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = app_redis._TcpConnection(
+        host="127.0.0.1",
+        port=port,
+        socket_timeout=0.2,
+        health_check_interval=1,
+        retry=Retry(NoBackoff(), 0),
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connection._reader, connection._writer = reader, writer
+    # A parser that reads from this stream, as connect() would set up.
+    connection._parser.on_connect(connection)  # type: ignore[no-untyped-call]
+    connection.next_health_check = 0
+    started = time.monotonic()
+    try:
+        with pytest.raises(redis_exceptions.TimeoutError):
+            await connection.send_packed_command(b"*1\r\n$4\r\nPING\r\n")
+    finally:
+        writer.transport.abort()
+        for peer in peers:
+            peer.transport.abort()
+        server.close()
+        await server.wait_closed()
+
+    assert time.monotonic() - started < 2
+    assert connection.socket_timeout == 0.2

@@ -57,9 +57,15 @@ class _WriteTimeoutMixin(AbstractConnection):
     async def send_packed_command(
         self, command: str | bytes | Iterable[bytes], check_health: bool = True
     ) -> None:
+        # Connecting and the health check read replies, so they run before the socket
+        # timeout is switched off, as redis-py would run them first.
+        if not self.is_connected:
+            await self.connect_check_health(check_health=False)
+        if check_health:
+            await self.check_health()  # type: ignore[no-untyped-call]
         self._write_timeout, self.socket_timeout = self.socket_timeout, None
         try:
-            await super().send_packed_command(command, check_health)
+            await super().send_packed_command(command, check_health=False)
         finally:
             self.socket_timeout = self._write_timeout
 
