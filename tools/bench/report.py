@@ -50,6 +50,7 @@ class Report:
     changes: list[LoadedChange] = field(default_factory=list)
     throughput: list[Throughput] = field(default_factory=list)
     memory_mib: dict[str, float] = field(default_factory=dict)
+    throughput_rounds: int = 1
 
     def rate(self, endpoint: str, path: str) -> float:
         for row in self.throughput:
@@ -173,6 +174,8 @@ def render(report: Report, commands: list[str]) -> str:
         "keep-alive connections: to Caddy over HTTPS (two app replicas behind it), straight to",
         "one app container over HTTP, and to a second Caddy container that answers with a",
         "static body and proxies nothing (the ceiling of Caddy on this machine).",
+        f"Each row is the median of {report.throughput_rounds} runs; the runs of all rows",
+        "take turns, so a burst of other load on the machine does not fall on one row only.",
         "",
         "| Endpoint | Path | Requests/s | p50 | p99 | Errors |",
         "| --- | --- | --- | --- | --- | --- |",
