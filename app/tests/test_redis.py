@@ -4,7 +4,8 @@ import asyncio
 import errno
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -339,8 +340,9 @@ async def test_no_server_on_socket(
     assert any(f"Error {expected_errno} connecting to {path}." in message for message in messages)
 
 
-async def test_blocked_write_times_out() -> None:
-    """A write that waits for buffer space is bounded by the socket timeout."""
+@asynccontextmanager
+async def silent_peer() -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """Yield a client stream to a local server that accepts and never reads or replies."""
     peers: list[asyncio.StreamWriter] = []
 
     async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -348,21 +350,27 @@ async def test_blocked_write_times_out() -> None:
 
     server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    connection = app_redis._TcpConnection(host="127.0.0.1", port=port, socket_timeout=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.transport.set_write_buffer_limits(high=1024)
-    connection._reader, connection._writer = reader, writer
-    started = time.monotonic()
     try:
-        with pytest.raises(redis_exceptions.TimeoutError, match="Timeout writing to socket"):
-            # More than the peer's receive buffer and ours hold, so drain() has to wait.
-            await connection.send_packed_command([b"x" * 32 * 1024 * 1024], check_health=False)
+        yield reader, writer
     finally:
         writer.transport.abort()
         for peer in peers:
             peer.transport.abort()
         server.close()
         await server.wait_closed()
+
+
+async def test_blocked_write_times_out() -> None:
+    """A write that waits for buffer space is bounded by the socket timeout."""
+    connection = app_redis._TcpConnection(host="127.0.0.1", socket_timeout=0.2)
+    started = time.monotonic()
+    async with silent_peer() as (reader, writer):
+        writer.transport.set_write_buffer_limits(high=1024)
+        connection._reader, connection._writer = reader, writer
+        with pytest.raises(redis_exceptions.TimeoutError, match="Timeout writing to socket"):
+            # More than the peer's receive buffer and ours hold, so drain() has to wait.
+            await connection.send_packed_command([b"x" * 32 * 1024 * 1024], check_health=False)
 
     assert time.monotonic() - started < 2
     assert connection.socket_timeout == 0.2
@@ -371,35 +379,17 @@ async def test_blocked_write_times_out() -> None:
 
 async def test_health_check_read_times_out() -> None:
     """The health check's PING still waits at most one socket timeout for its reply."""
-    peers: list[asyncio.StreamWriter] = []
-
-    async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peers.append(writer)
-
-    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     connection = app_redis._TcpConnection(
-        host="127.0.0.1",
-        port=port,
-        socket_timeout=0.2,
-        health_check_interval=1,
-        retry=Retry(NoBackoff(), 0),
+        host="127.0.0.1", socket_timeout=0.2, health_check_interval=1, retry=Retry(NoBackoff(), 0)
     )
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    connection._reader, connection._writer = reader, writer
-    # A parser that reads from this stream, as connect() would set up.
-    connection._parser.on_connect(connection)  # type: ignore[no-untyped-call]
-    connection.next_health_check = 0
     started = time.monotonic()
-    try:
+    async with silent_peer() as (reader, writer):
+        connection._reader, connection._writer = reader, writer
+        # A parser that reads from this stream, as connect() would set up.
+        connection._parser.on_connect(connection)  # type: ignore[no-untyped-call]
+        connection.next_health_check = 0
         with pytest.raises(redis_exceptions.TimeoutError):
             await connection.send_packed_command(b"*1\r\n$4\r\nPING\r\n")
-    finally:
-        writer.transport.abort()
-        for peer in peers:
-            peer.transport.abort()
-        server.close()
-        await server.wait_closed()
 
     assert time.monotonic() - started < 2
     assert connection.socket_timeout == 0.2
