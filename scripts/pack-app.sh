@@ -2,6 +2,9 @@
 # Pack the app's build context (app/ sources and the wheelhouse) into a
 # reproducible tar and print its path. The file name carries the hash of the
 # content, so the same sources always give the same name and image tag.
+# It first brings the wheelhouse up to date with app/scripts/build-wheelhouse.sh,
+# which reads PYTHON. That script's messages go to standard error, so standard
+# output contains only the path.
 #
 # Usage: scripts/pack-app.sh OUTPUT_DIR WHEELHOUSE_DIR
 set -euo pipefail
@@ -9,6 +12,8 @@ set -euo pipefail
 out=${1:?usage: pack-app.sh OUTPUT_DIR WHEELHOUSE_DIR}
 wheelhouse=${2:?usage: pack-app.sh OUTPUT_DIR WHEELHOUSE_DIR}
 app=$(cd "$(dirname "$0")/../app" && pwd)
+
+"$app/scripts/build-wheelhouse.sh" "$wheelhouse" >&2
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
