@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from redis import exceptions as redis_exceptions
+from redis.asyncio import Redis
 from redis.asyncio.connection import UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -204,6 +205,122 @@ async def test_client_uses_settings(settings: Settings, private_redis: RedisServ
     assert kwargs["socket_timeout"] == settings.redis_socket_timeout_seconds
     assert kwargs["health_check_interval"] == settings.redis_health_check_interval_seconds
     assert [c["name"] for c in connected if c["user"] == "app"] == ["fastapi-stack"]
+
+
+@pytest.fixture
+async def small_pool(
+    app_env: Callable[..., None], private_redis: RedisServer
+) -> AsyncIterator[Callable[..., Redis]]:
+    """Return a factory of clients whose pool holds at most ``size`` connections."""
+    clients: list[Redis] = []
+
+    def make(size: int, wait_seconds: float = 1.0) -> Redis:
+        app_env(
+            redis_host="127.0.0.1",
+            redis_port=private_redis.port,
+            redis_max_connections=size,
+            redis_pool_timeout_seconds=wait_seconds,
+        )
+        client = app_redis.create_redis_client(load_settings())
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+def pool_of(client: Redis) -> app_redis.QueueingConnectionPool:
+    pool = client.connection_pool
+    assert isinstance(pool, app_redis.QueueingConnectionPool)
+    return pool
+
+
+async def test_pool_queues_callers_in_arrival_order(small_pool: Callable[..., Redis]) -> None:
+    pool = pool_of(small_pool(2))
+    first = await pool.get_connection()
+    second = await pool.get_connection()
+    served: list[str] = []
+
+    async def wait_for_connection(name: str) -> None:
+        connection = await pool.get_connection()
+        served.append(name)
+        await pool.release(connection)
+
+    waiters = [asyncio.create_task(wait_for_connection(name)) for name in ("a", "b", "c")]
+    await asyncio.sleep(0.05)
+    assert served == []
+    await pool.release(first)
+    await asyncio.gather(*waiters)
+    await pool.release(second)
+
+    assert served == ["a", "b", "c"]
+    assert len(pool._available_connections) == 2
+
+
+async def test_pool_wait_is_bounded(small_pool: Callable[..., Redis]) -> None:
+    pool = pool_of(small_pool(1, wait_seconds=0.2))
+    in_use = await pool.get_connection()
+    started = time.monotonic()
+    with pytest.raises(redis_exceptions.ConnectionError, match="No connection available"):
+        await pool.get_connection()
+    waited = time.monotonic() - started
+    await pool.release(in_use)
+
+    assert 0.15 < waited < 1
+    # The caller that gave up holds no slot: the connection is free again.
+    await pool.release(await pool.get_connection())
+
+
+async def test_cancelled_wait_keeps_every_slot(small_pool: Callable[..., Redis]) -> None:
+    client = small_pool(1)
+    pool = pool_of(client)
+    in_use = await pool.get_connection()
+    waiter = asyncio.create_task(pool.get_connection())
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await pool.release(in_use)
+
+    assert await client.ping()
+
+
+async def test_more_commands_than_connections(small_pool: Callable[..., Redis]) -> None:
+    client = small_pool(3)
+    await client.set("cache:counter", 0)
+
+    increments = (client.execute_command("INCR", "cache:counter") for _ in range(200))  # type: ignore[no-untyped-call]
+    results = await asyncio.gather(*increments)
+
+    assert sorted(results) == list(range(1, 201))
+    assert len(client.connection_pool._available_connections) == 3
+
+
+async def test_pool_replaces_a_connection_the_server_closed(
+    small_pool: Callable[..., Redis], private_redis: RedisServer
+) -> None:
+    client = small_pool(1)
+    assert await client.ping()
+    with private_redis.admin() as admin:
+        admin.client_kill_filter(_type="normal", user="app")
+    # The server's close arrives at the idle connection's stream before the next checkout.
+    await asyncio.sleep(0.05)
+
+    assert await client.ping()
+
+
+async def test_pool_discards_unread_replies(small_pool: Callable[..., Redis]) -> None:
+    """A connection returned with a reply still unread is reset before its next use."""
+    client = small_pool(1)
+    pool = pool_of(client)
+    await client.set("cache:key", "value")
+    connection = await pool.get_connection()
+    await connection.send_command("PING")
+    await asyncio.sleep(0.05)
+    await pool.release(connection)
+
+    assert await client.get("cache:key") == "value"
 
 
 @pytest.fixture

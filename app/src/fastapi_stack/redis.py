@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from redis import exceptions as redis_exceptions
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -95,6 +95,83 @@ class _UnixConnection(_WriteTimeoutMixin, UnixDomainSocketConnection):
     pass
 
 
+class QueueingConnectionPool(ConnectionPool):
+    """A pool of up to ``max_connections`` that queues callers for up to ``timeout`` seconds.
+
+    It behaves like redis-py's BlockingConnectionPool: when every connection is in use, a
+    caller waits, in arrival order, and gets ``ConnectionError("No connection available.")``
+    after ``timeout`` seconds. It costs less per command. redis-py 8.2's BlockingConnectionPool
+    enters an ``asyncio.Condition``, a lock and a timeout, and records OpenTelemetry counts, on
+    every checkout and again on release; measured on one worker, that is about a third of the
+    CPU time of a GET. Here a semaphore counts the free slots, and a checkout that finds one
+    free takes a connection with no lock: the event loop runs one task at a time, and
+    nothing between the check and the take awaits.
+
+    What it leaves out, which this service does not use: redis-py's OpenTelemetry connection
+    metrics, the release events that re-authenticate connections for a credential provider,
+    and the maintenance notifications of Redis Enterprise.
+    """
+
+    def __init__(self, *, timeout: float | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(self.max_connections)
+
+    async def get_connection(self) -> AbstractConnection:  # type: ignore[override]
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise redis_exceptions.ConnectionError("No connection available.") from None
+        else:
+            await self._slots.acquire()
+        try:
+            # A free slot means fewer than max_connections are in use, so this never raises
+            # MaxConnectionsError; it reuses an idle connection or makes a new one.
+            connection: AbstractConnection = self.get_available_connection()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            if not await _is_ready(connection):
+                # Connects a new connection, or reconnects one that the server closed or
+                # that holds unread data.
+                await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        # KeyError for a connection of another pool, as in redis-py.
+        self._in_use_connections.remove(connection)
+        try:
+            if connection.should_reconnect():  # type: ignore[no-untyped-call]
+                await connection.disconnect()
+        except BaseException:
+            # The connection is returned either way; closed, it reconnects on its next use.
+            connection._force_disconnect()
+            raise
+        finally:
+            self._available_connections.append(connection)
+            self._slots.release()
+
+
+async def _is_ready(connection: AbstractConnection) -> bool:
+    """Whether a connection is connected and has nothing unread, checked without a syscall.
+
+    redis-py's ``ensure_connection`` runs the connect step, with its retry wrapper, before
+    the same check, even for a connected connection.
+    """
+    if not connection.is_connected:
+        return False
+    try:
+        return not await connection.can_read()
+    except (redis_exceptions.ConnectionError, OSError):
+        return False
+
+
 def create_redis_client(settings: Settings) -> Redis:
     """Create a client that owns a new connection pool. No connection is opened yet.
 
@@ -115,7 +192,7 @@ def create_redis_client(settings: Settings) -> Redis:
             "host": settings.redis_host,
             "port": settings.redis_port,
         }
-    pool = BlockingConnectionPool(
+    pool = QueueingConnectionPool(
         **transport,
         db=settings.redis_db,
         username=settings.redis_username,
