@@ -12,6 +12,7 @@ from fastapi_stack.config import Settings
 from fastapi_stack.errors import ConflictError
 from fastapi_stack.items import ItemStore, item_key
 from fastapi_stack.models import ItemCreate, ItemUpdate
+from fastapi_stack.pipelined import PipelinedConnection
 from fastapi_stack.redis import create_redis_client
 
 
@@ -20,6 +21,13 @@ async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
     client = create_redis_client(settings)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def reads(settings: Settings) -> AsyncIterator[PipelinedConnection]:
+    connection = PipelinedConnection(settings)
+    yield connection
+    await connection.aclose()
 
 
 class InterferingRedis:
@@ -45,12 +53,15 @@ class InterferingRedis:
 
 
 async def test_update_retries_then_conflicts(
-    redis_client: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+    redis_client: Redis,
+    reads: PipelinedConnection,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="fastapi_stack.items")
-    item = await ItemStore(redis_client).create(ItemCreate(name="contended"))
+    item = await ItemStore(redis_client, reads).create(ItemCreate(name="contended"))
     writer = create_redis_client(settings)
-    store = ItemStore(InterferingRedis(redis_client, writer))  # type: ignore[arg-type]
+    store = ItemStore(InterferingRedis(redis_client, writer), reads)  # type: ignore[arg-type]
     try:
         with pytest.raises(ConflictError, match=str(item.id)):
             await store.update(item.id, ItemUpdate(name="mine"))
@@ -59,7 +70,7 @@ async def test_update_retries_then_conflicts(
 
     retries = [r for r in caplog.records if "changed during an update" in r.getMessage()]
     assert len(retries) == items_module.MAX_UPDATE_ATTEMPTS
-    assert (await ItemStore(redis_client).get(item.id)).name == "contended"
+    assert (await ItemStore(redis_client, reads).get(item.id)).name == "contended"
 
 
 def test_item_key_format() -> None:

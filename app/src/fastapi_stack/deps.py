@@ -26,7 +26,7 @@ async def get_redis(request: Request) -> Redis:
 
 
 async def get_item_store(request: Request) -> ItemStore:
-    return ItemStore(request.state.redis)
+    return ItemStore(request.state.redis, request.state.reads)
 
 
 async def get_cache(request: Request) -> JsonCache:

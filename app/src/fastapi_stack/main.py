@@ -1,9 +1,9 @@
 """Application factory and lifespan.
 
 ``create_app()`` is the uvicorn factory (``fastapi_stack.main:create_app``). The Redis client,
-and with it the connection pool, is created in the lifespan of each worker process and closed
-on shutdown. Redis being down at start-up is logged but does not stop the server: ``/readyz``
-reports it, and the pool connects once Redis is back.
+with its connection pool, and the pipelined connection for item reads are created in the
+lifespan of each worker process and closed on shutdown. Redis being down at start-up is logged
+but does not stop the server: ``/readyz`` reports it, and both connect once Redis is back.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from fastapi_stack.config import Settings, load_settings
 from fastapi_stack.error_handlers import register_error_handlers
 from fastapi_stack.metrics import mark_dead_workers, mark_process_dead
 from fastapi_stack.middleware import RequestContextMiddleware
+from fastapi_stack.pipelined import PipelinedConnection
 from fastapi_stack.ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from fastapi_stack.redis import create_redis_client
 
@@ -36,6 +37,7 @@ class AppState(TypedDict):
 
     settings: Settings
     redis: Redis
+    reads: PipelinedConnection
     rate_limiter: RateLimiter | None
 
 
@@ -44,6 +46,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
     async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
         mark_dead_workers()
         redis = create_redis_client(settings)
+        reads = PipelinedConnection(settings)
         limiter = (
             RateLimiter(redis, settings.rate_limit_requests, settings.rate_limit_window_seconds)
             if settings.rate_limit_requests > 0
@@ -62,8 +65,9 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         else:
             logger.info("Connected to Redis at %s", settings.redis_address)
         try:
-            yield AppState(settings=settings, redis=redis, rate_limiter=limiter)
+            yield AppState(settings=settings, redis=redis, reads=reads, rate_limiter=limiter)
         finally:
+            await reads.aclose()
             await redis.aclose()
             mark_process_dead(os.getpid())
             logger.info("Closed the Redis connection pool")
