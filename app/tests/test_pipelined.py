@@ -40,8 +40,8 @@ async def fake_redis(
 ) -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
     """Yield the port of a local server, and the list of the connections it accepted.
 
-    The server answers each read of a connection with ``reply``, up to ``answered_reads``
-    reads per connection, and then stays silent. An empty ``reply`` never answers.
+    The server writes ``reply`` after each read of a connection, up to ``answered_reads``
+    reads per connection, and then stays silent. An empty ``reply`` writes nothing.
     """
     peers: list[asyncio.StreamWriter] = []
 
@@ -151,7 +151,7 @@ async def test_no_server_fails_after_the_retries(app_env: Callable[..., None]) -
     assert time.monotonic() - started < 1
 
 
-async def test_silent_server_times_out_and_the_next_read_reconnects(
+async def test_silent_server_handshake_times_out(
     app_env: Callable[..., None],
 ) -> None:
     async with (

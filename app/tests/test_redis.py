@@ -211,7 +211,7 @@ async def test_client_uses_settings(settings: Settings, private_redis: RedisServ
 async def small_pool(
     app_env: Callable[..., None], private_redis: RedisServer
 ) -> AsyncIterator[Callable[..., Redis]]:
-    """Return a factory of clients whose pool holds at most ``size`` connections."""
+    """Return a factory of clients with a pool of at most ``size`` connections."""
     clients: list[Redis] = []
 
     def make(size: int, wait_seconds: float = 1.0) -> Redis:
@@ -268,7 +268,7 @@ async def test_pool_wait_is_bounded(small_pool: Callable[..., Redis]) -> None:
     await pool.release(in_use)
 
     assert 0.15 < waited < 1
-    # The caller that gave up holds no slot: the connection is free again.
+    # The caller that gave up took no slot: the connection is free again.
     await pool.release(await pool.get_connection())
 
 

@@ -100,10 +100,10 @@ class QueueingConnectionPool(ConnectionPool):
 
     It behaves like redis-py's BlockingConnectionPool: when every connection is in use, a
     caller waits, in arrival order, and gets ``ConnectionError("No connection available.")``
-    after ``timeout`` seconds. It costs less per command. redis-py 8.2's BlockingConnectionPool
-    enters an ``asyncio.Condition``, a lock and a timeout, and records OpenTelemetry counts, on
-    every checkout and again on release; measured on one worker, that is about a third of the
-    CPU time of a GET. Here a semaphore counts the free slots, and a checkout that finds one
+    after ``timeout`` seconds. It costs less per command. On every checkout and release,
+    redis-py 8.2's BlockingConnectionPool enters an ``asyncio.Condition``, a lock and a timeout,
+    and records OpenTelemetry counts. Measured on one worker, that is about a third of the CPU
+    time of a GET. Here a semaphore counts the free slots, and a checkout that finds one
     free takes a connection with no lock: the event loop runs one task at a time, and
     nothing between the check and the take awaits.
 
@@ -127,8 +127,8 @@ class QueueingConnectionPool(ConnectionPool):
         else:
             await self._slots.acquire()
         try:
-            # A free slot means fewer than max_connections are in use, so this never raises
-            # MaxConnectionsError; it reuses an idle connection or makes a new one.
+            # A free slot means fewer than max_connections are in use, so this reuses an idle
+            # connection or makes a new one instead of raising MaxConnectionsError.
             connection: AbstractConnection = self.get_available_connection()  # type: ignore[no-untyped-call]
         except BaseException:
             self._slots.release()
@@ -136,7 +136,7 @@ class QueueingConnectionPool(ConnectionPool):
         try:
             if not await _is_ready(connection):
                 # Connects a new connection, or reconnects one that the server closed or
-                # that holds unread data.
+                # that has unread data.
                 await self.ensure_connection(connection)
         except BaseException:
             await self.release(connection)
@@ -159,7 +159,7 @@ class QueueingConnectionPool(ConnectionPool):
 
 
 async def _is_ready(connection: AbstractConnection) -> bool:
-    """Whether a connection is connected and has nothing unread, checked without a syscall.
+    """Return whether a connection is connected and has nothing unread, without a syscall.
 
     redis-py's ``ensure_connection`` runs the connect step, with its retry wrapper, before
     the same check, even for a connected connection.
