@@ -161,7 +161,7 @@ async def test_silent_server_handshake_times_out(
         ) as connection,
     ):
         started = time.monotonic()
-        with pytest.raises(redis_exceptions.TimeoutError, match="Timeout reading"):
+        with pytest.raises(redis_exceptions.TimeoutError, match="Timed out reading"):
             await connection.get("item:x")
         waited = time.monotonic() - started
         with pytest.raises(redis_exceptions.TimeoutError):
@@ -181,7 +181,7 @@ async def test_timed_out_read_closes_the_connection(
             app_env, redis_host="127.0.0.1", redis_port=port, redis_socket_timeout_seconds=0.2
         ) as connection,
     ):
-        with pytest.raises(redis_exceptions.TimeoutError, match="Timeout reading"):
+        with pytest.raises(redis_exceptions.TimeoutError, match="Timed out reading"):
             await connection.get("item:x")
         with pytest.raises(redis_exceptions.TimeoutError):
             await connection.get("item:x")

@@ -73,14 +73,13 @@ class _ReplyProtocol(asyncio.Protocol):
             if reply is False:
                 return
             if not self.waiting:
-                # A reply that no command asked for: the pairing of the rest is lost.
-                self.close(
-                    redis_exceptions.ConnectionError(f"Reply with no command from {self.address}.")
-                )
+                # No command waits for this reply, so the replies no longer match the commands.
+                message = f"Unexpected reply with no waiting command from {self.address}."
+                self.close(redis_exceptions.ConnectionError(message))
                 return
             waiter = self.waiting.popleft()
             if waiter.done():
-                # Its caller gave up (cancelled); the reply is dropped, the order kept.
+                # Its caller was cancelled, so the reply is dropped and the order is kept.
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 waiter.set_exception(BaseParser.parse_error(str(reply)))  # type: ignore[no-untyped-call]
@@ -156,7 +155,7 @@ class PipelinedConnection:
                         redis_exceptions.ConnectionError("Connection closed after a timeout.")
                     )
                 raise redis_exceptions.TimeoutError(
-                    f"Timeout reading from Redis at {self._address}"
+                    f"Timed out reading a reply from Redis at {self._address}"
                 ) from None
 
     async def get(self, key: str) -> str | None:
@@ -182,7 +181,7 @@ class PipelinedConnection:
             except TimeoutError:
                 protocol.close(redis_exceptions.ConnectionError("Handshake timed out."))
                 raise redis_exceptions.TimeoutError(
-                    f"Timeout reading from Redis at {self._address}"
+                    f"Timed out reading a reply from Redis at {self._address}"
                 ) from None
             except BaseException:
                 protocol.close(redis_exceptions.ConnectionError("Handshake failed."))
@@ -204,7 +203,7 @@ class PipelinedConnection:
                     )
         except TimeoutError:
             raise redis_exceptions.TimeoutError(
-                f"Timeout connecting to Redis at {self._address}"
+                f"Timed out connecting to Redis at {self._address}"
             ) from None
         except OSError as exc:
             raise redis_exceptions.ConnectionError(
