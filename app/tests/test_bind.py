@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastapi_stack.bind import TcpBind, UnixBind, connect_host, parse_bind
+from fastapi_stack.bind import TcpBind, UnixBind, connect_host, parse_bind, parse_binds
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,30 @@ def test_parse_invalid(text: str, reason: str) -> None:
 def test_str_round_trip() -> None:
     for text in ("0.0.0.0:8000", "[::1]:8080", "unix:/tmp/app.sock"):
         assert str(parse_bind(text)) == text
+
+
+def test_parse_several() -> None:
+    assert parse_binds("0.0.0.0:8000, unix:/run/app/app.sock") == (
+        TcpBind("0.0.0.0", 8000),
+        UnixBind("/run/app/app.sock"),
+    )
+    assert parse_binds("[::1]:8080") == (TcpBind("::1", 8080),)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "expected HOST:PORT"),
+        ("0.0.0.0:8000,", "expected HOST:PORT"),
+        ("0.0.0.0:8000,unix:app.sock", "must be absolute"),
+        ("unix:/a.sock,0.0.0.0:1,unix:/a.sock", "unix:/a.sock is listed twice"),
+    ],
+)
+def test_parse_several_invalid(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match="invalid bind") as caught:
+        parse_binds(text)
+
+    assert reason in str(caught.value)
 
 
 def test_connect_host_maps_wildcards() -> None:

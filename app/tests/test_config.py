@@ -45,7 +45,7 @@ def test_defaults(app_env: Callable[..., None], password_file: Path) -> None:
     assert settings.session_ttl_seconds == 1800
     assert settings.cache_ttl_seconds == 300
     assert settings.workers == available_cpus()
-    assert settings.bind_address == TcpBind("0.0.0.0", 8000)
+    assert settings.bind_addresses == (TcpBind("0.0.0.0", 8000),)
     assert settings.keep_alive_timeout_seconds == 75
     assert settings.graceful_shutdown_seconds == 8
     assert settings.log_level == "INFO"
@@ -58,7 +58,7 @@ def test_environment_overrides(app_env: Callable[..., None], password_file: Path
         redis_host="10.1.2.3",
         redis_port="6380",
         workers="3",
-        bind="unix:/run/app/app.sock",
+        bind="0.0.0.0:8001,unix:/run/app/app.sock",
         log_level="debug",
         trusted_proxies="172.18.0.0/16, fd00::/8",
     )
@@ -67,7 +67,7 @@ def test_environment_overrides(app_env: Callable[..., None], password_file: Path
 
     assert settings.redis_address == "10.1.2.3:6380"
     assert settings.workers == 3
-    assert settings.bind_address == UnixBind("/run/app/app.sock")
+    assert settings.bind_addresses == (TcpBind("0.0.0.0", 8001), UnixBind("/run/app/app.sock"))
     assert settings.log_level == "DEBUG"
     assert settings.trusted_networks == (ip_network("172.18.0.0/16"), ip_network("fd00::/8"))
 

@@ -83,3 +83,15 @@ def test_bind_from_environment(
     monkeypatch.setenv("APP_BIND", f"127.0.0.1:{http_server.server_address[1]}")
 
     assert main([]) == 0
+
+
+def test_every_address_is_checked(
+    http_server: http.server.HTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = http_server.server_address[1]
+    missing = tmp_path / "none.sock"
+
+    assert main(["--bind", f"127.0.0.1:{port},unix:{missing}", "--timeout", "1"]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1
+    assert f"on unix:{missing} failed" in errors[0]

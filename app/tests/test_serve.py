@@ -11,12 +11,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from uvicorn.config import STARTUP_FAILURE
 
 from fastapi_stack import serve
-from fastapi_stack.bind import TcpBind, UnixBind, parse_bind
+from fastapi_stack.bind import BindAddress, TcpBind, UnixBind, parse_binds
 from fastapi_stack.config import Settings, load_settings
 from fastapi_stack.errors import ConfigurationError
 from fastapi_stack.healthcheck import check_health
@@ -27,12 +29,15 @@ SHUTDOWN_TIMEOUT_SECONDS = 20
 
 
 class ServerProcess:
-    """``python -m fastapi_stack.serve`` in a subprocess, with stdout in a file."""
+    """``python -m fastapi_stack.serve`` in a subprocess, with stdout in a file.
+
+    Start-up waits for the first address of ``APP_BIND``; ``client()`` connects to it too.
+    """
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
-        self.bind = parse_bind(env["APP_BIND"])
+        self.bind = parse_binds(env["APP_BIND"])[0]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -65,14 +70,15 @@ class ServerProcess:
         self.process = None
         return status
 
-    def client(self) -> httpx.Client:
+    def client(self, bind: BindAddress | None = None) -> httpx.Client:
         """A client that opens a new connection per request, to spread them over workers."""
+        bind = bind or self.bind
         limits = httpx.Limits(max_keepalive_connections=0)
-        if isinstance(self.bind, UnixBind):
-            transport = httpx.HTTPTransport(uds=self.bind.path, limits=limits)
+        if isinstance(bind, UnixBind):
+            transport = httpx.HTTPTransport(uds=bind.path, limits=limits)
             return httpx.Client(transport=transport, base_url="http://localhost")
-        assert isinstance(self.bind, TcpBind)
-        return httpx.Client(base_url=f"http://{self.bind}", limits=limits)
+        assert isinstance(bind, TcpBind)
+        return httpx.Client(base_url=f"http://{bind}", limits=limits)
 
     def log_lines(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
@@ -200,6 +206,88 @@ def test_unix_socket_single_worker(
     assert "Closed the Redis connection pool" in messages
 
 
+def test_tcp_and_unix_socket_together(
+    server_env: dict[str, str],
+    start_server: Callable[[dict[str, str]], ServerProcess],
+    tmp_path: Path,
+) -> None:
+    tcp = TcpBind("127.0.0.1", free_port())
+    unix = UnixBind(str(tmp_path / "app.sock"))
+    server_env.update(APP_BIND=f"{tcp},{unix}", APP_WORKERS="2")
+
+    server = start_server(server_env)
+    statuses = []
+    for bind in (tcp, unix):
+        with server.client(bind) as client:
+            statuses += [client.get("/api/v1/items").status_code for _ in range(10)]
+    healthcheck = subprocess.run(
+        [sys.executable, "-m", "fastapi_stack.healthcheck"],
+        env=server_env,
+        capture_output=True,
+        check=False,
+    )
+
+    assert statuses == [200] * 20
+    assert healthcheck.returncode == 0, healthcheck.stderr
+    assert server.stop() == 0
+    assert not Path(unix.path).exists()
+    messages = [str(entry["message"]) for entry in server.log_lines()]
+    assert f"Starting 2 worker(s) on {tcp}, {unix}, Redis at 127.0.0.1:" in "\n".join(messages)
+
+
+def test_address_in_use_exit_2(
+    app_env: Callable[..., None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # main() exports the metrics directory; monkeypatch restores the variable afterwards.
+    monkeypatch.setenv(serve.MULTIPROC_DIR_ENV, "")
+    socket_path = tmp_path / "app.sock"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app_env(bind=f"unix:{socket_path},127.0.0.1:{port}")
+
+        status = serve.main([])
+
+    assert status == serve.EXIT_CONFIGURATION_ERROR
+    assert (
+        f"APP_BIND: cannot listen on 127.0.0.1:{port}: Address already in use."
+        in capsys.readouterr().err
+    )
+    # The socket bound before the failure is closed and its file removed.
+    assert not socket_path.exists()
+
+
+def failing_app() -> Callable[..., Any]:
+    """An ASGI application factory whose start-up fails."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.failed", "message": "start-up refused"})
+
+    return app
+
+
+def test_startup_failure_exit_3(
+    app_env: Callable[..., None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    socket_path = tmp_path / "app.sock"
+    app_env(bind=f"unix:{socket_path}", workers=1)
+    monkeypatch.setattr(serve, "APP_FACTORY", f"{__name__}:failing_app")
+    settings = load_settings()
+    sockets = serve.bind_sockets(settings.bind_addresses)
+
+    with pytest.raises(SystemExit) as caught:
+        serve.run(settings, sockets)
+
+    assert caught.value.code == STARTUP_FAILURE
+    assert not socket_path.exists()
+
+
 def test_access_log_lines_are_json(
     server_env: dict[str, str], start_server: Callable[[dict[str, str]], ServerProcess]
 ) -> None:
@@ -262,8 +350,8 @@ def test_uvicorn_options_tcp(app_env: Callable[..., None]) -> None:
     assert options["factory"] is True
 
 
-def test_uvicorn_options_unix(app_env: Callable[..., None]) -> None:
-    app_env(bind="unix:/run/app/app.sock")
+def test_uvicorn_options_name_the_first_address(app_env: Callable[..., None]) -> None:
+    app_env(bind="unix:/run/app/app.sock,0.0.0.0:8000")
     settings: Settings = load_settings()
 
     options = serve.uvicorn_options(settings)

@@ -1,4 +1,4 @@
-"""Parse the listen address of the server.
+"""Parse the listen addresses of the server.
 
 This module uses only the standard library, because the container health check imports it.
 """
@@ -68,6 +68,20 @@ def parse_bind(value: str) -> BindAddress:
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"invalid bind {value!r}: the port must be a number from 1 to 65535")
     return TcpBind(host, int(port_text))
+
+
+def parse_binds(value: str) -> tuple[BindAddress, ...]:
+    """Parse one or more listen addresses separated by commas, such as
+    ``0.0.0.0:8000,unix:/run/app/app.sock``.
+
+    A Unix socket path therefore cannot contain a comma. Raises ValueError with a message
+    that shows the rejected value.
+    """
+    binds = tuple(parse_bind(part) for part in value.split(","))
+    for index, bind in enumerate(binds):
+        if bind in binds[:index]:
+            raise ValueError(f"invalid bind {value!r}: {bind} is listed twice")
+    return binds
 
 
 def connect_host(bind: TcpBind) -> str:

@@ -30,7 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from fastapi_stack.bind import DEFAULT_BIND, BindAddress, parse_bind
+from fastapi_stack.bind import DEFAULT_BIND, BindAddress, parse_binds
 from fastapi_stack.errors import ConfigurationError
 
 ENV_PREFIX = "APP_"
@@ -137,7 +137,13 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1)
 
     workers: int = Field(default_factory=available_cpus, ge=1, le=64)
-    bind: str = Field(default=DEFAULT_BIND, description="HOST:PORT or unix:/path/to.sock.")
+    bind: str = Field(
+        default=DEFAULT_BIND,
+        description=(
+            "Listen addresses, comma-separated: HOST:PORT or unix:/path/to.sock. Every worker "
+            "accepts on all of them."
+        ),
+    )
     keep_alive_timeout_seconds: int = Field(
         default=75,
         ge=1,
@@ -209,7 +215,7 @@ class Settings(BaseSettings):
     @field_validator("bind")
     @classmethod
     def _check_bind(cls, value: str) -> str:
-        parse_bind(value)
+        parse_binds(value)
         return value
 
     @field_validator("keep_alive_timeout_seconds")
@@ -223,8 +229,8 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def bind_address(self) -> BindAddress:
-        return parse_bind(self.bind)
+    def bind_addresses(self) -> tuple[BindAddress, ...]:
+        return parse_binds(self.bind)
 
     @property
     def trusted_networks(self) -> tuple[IPNetwork, ...]:

@@ -1,8 +1,9 @@
-"""Container health check: GET /healthz on the configured listen address.
+"""Container health check: GET /healthz on every configured listen address.
 
 Run as ``python -m fastapi_stack.healthcheck``. It reads ``APP_BIND`` like the server (TCP
-``HOST:PORT`` or ``unix:/path``), connects to loopback for a wildcard host, and exits with 0
-when /healthz returns 200 and 1 otherwise, printing the reason to stderr. It uses only the
+``HOST:PORT`` or ``unix:/path``, comma-separated), connects to loopback for a wildcard host,
+and exits with 0 when /healthz returns 200 on every address and 1 otherwise, printing the
+reasons to stderr. It uses only the
 standard library, so it starts fast and does not load the application.
 """
 
@@ -15,7 +16,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from fastapi_stack.bind import DEFAULT_BIND, BindAddress, UnixBind, connect_host, parse_bind
+from fastapi_stack.bind import DEFAULT_BIND, BindAddress, UnixBind, connect_host, parse_binds
 
 HEALTH_PATH = "/healthz"
 DEFAULT_TIMEOUT_SECONDS = 3.0
@@ -62,12 +63,14 @@ def check_health(bind: BindAddress, timeout: float = DEFAULT_TIMEOUT_SECONDS) ->
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fastapi_stack.healthcheck",
-        description="Exit with 0 when GET /healthz on APP_BIND returns 200, else with 1.",
+        description="Exit with 0 when GET /healthz returns 200 on every APP_BIND address.",
     )
     parser.add_argument(
         "--bind",
         default=os.environ.get("APP_BIND", DEFAULT_BIND),
-        help="HOST:PORT or unix:/path/to.sock (default: $APP_BIND or %(default)s)",
+        help=(
+            "HOST:PORT or unix:/path/to.sock, comma-separated (default: $APP_BIND or %(default)s)"
+        ),
     )
     parser.add_argument(
         "--timeout",
@@ -77,15 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        bind = parse_bind(args.bind)
+        binds = parse_binds(args.bind)
     except ValueError as exc:
         sys.stderr.write(f"healthcheck: {exc}\n")
         return 1
-    reason = check_health(bind, args.timeout)
-    if reason is not None:
+    reasons = [reason for bind in binds if (reason := check_health(bind, args.timeout))]
+    for reason in reasons:
         sys.stderr.write(f"healthcheck: {reason}\n")
-        return 1
-    return 0
+    return 1 if reasons else 0
 
 
 if __name__ == "__main__":
