@@ -61,7 +61,7 @@ def test_parse_memory_rejects_text() -> None:
 CADDYFILE = """\
 https://localhost {
 \timport security_headers
-\treverse_proxy app-1:8000 app-2:8000 {
+\treverse_proxy unix//run/app-1/app.sock unix//run/app-2/app.sock {
 \t\tlb_policy round_robin
 \t\ttransport http {
 \t\t\tkeepalive 60s
