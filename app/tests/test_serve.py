@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -258,6 +259,46 @@ def test_address_in_use_exit_2(
         in capsys.readouterr().err
     )
     # The socket bound before the failure is closed and its file removed.
+    assert not socket_path.exists()
+
+
+def test_single_worker_as_pid_1_exit_0(
+    app_env: Callable[..., None],
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    socket_path = tmp_path / "app.sock"
+    app_env(
+        bind=f"unix:{socket_path}",
+        workers=1,
+        redis_host="127.0.0.1",
+        redis_port=redis_server.port,
+    )
+    settings = load_settings()
+    sockets = serve.bind_sockets(settings.bind_addresses)
+
+    def stop_when_healthy() -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if check_health(UnixBind(str(socket_path)), timeout=1) is None:
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # As PID 1 of a container, the kernel ignores the SIGTERM that uvicorn re-raises after
+    # its shutdown. This handler stands in for that, so the test process keeps running.
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    stopper = threading.Thread(target=stop_when_healthy, daemon=True)
+    try:
+        stopper.start()
+        status = serve.run(settings, sockets)
+        stopper.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert status == 0
+    assert received == [signal.SIGTERM]
     assert not socket_path.exists()
 
 

@@ -139,17 +139,22 @@ def bind_sockets(binds: Sequence[BindAddress]) -> list[socket.socket]:
         for bind in binds:
             sockets.append(bind_socket(bind))
     except ConfigurationError:
-        close_sockets(sockets)
+        close_sockets(sockets, binds[: len(sockets)])
         raise
     return sockets
 
 
-def close_sockets(sockets: Sequence[socket.socket]) -> None:
-    """Close the sockets and remove the files of the Unix ones."""
+def close_sockets(sockets: Sequence[socket.socket], binds: Sequence[BindAddress]) -> None:
+    """Close the sockets and remove the socket files of the Unix addresses in ``binds``.
+
+    A server in this process closes its sockets when it stops, so the paths come from
+    ``binds``: a closed socket no longer has a name.
+    """
     for sock in sockets:
-        if sock.family == socket.AF_UNIX:
-            Path(sock.getsockname()).unlink(missing_ok=True)
         sock.close()
+    for bind in binds:
+        if isinstance(bind, UnixBind):
+            Path(bind.path).unlink(missing_ok=True)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -197,7 +202,7 @@ def run(settings: Settings, sockets: list[socket.socket]) -> int:
         else:
             server.run(sockets=sockets)
     finally:
-        close_sockets(sockets)
+        close_sockets(sockets, settings.bind_addresses)
     return 0
 
 
