@@ -78,6 +78,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. Without ``settings``, they are loaded from the environment."""
     settings = settings or load_settings()
+    # NOTE: /docs and /redoc load their scripts from a CDN, which the Content-Security-Policy
+    # of the stack's Caddy blocks. Serving them from the image would need a CSP exception.
     app = FastAPI(
         title="fastapi-stack",
         version=__version__,
