@@ -40,7 +40,8 @@ sandbox: setup prerequisites ## Start the local sandbox host and deploy the stac
 	$(MAKE) --no-print-directory smoke
 
 smoke: ## Send one verified HTTPS request to the sandbox
-	@echo "Sandbox URL: $(SANDBOX_URL)/"
+	@echo "Sandbox URL: $(SANDBOX_URL)/api/v1/hello (/ has no page)"
+	@echo "GET /readyz:"
 	@curl --silent --show-error --fail --cacert .sandbox/ca.crt \
 	  --resolve fastapi-stack.localhost:8443:127.0.0.1 $(SANDBOX_URL)/readyz
 	@echo
