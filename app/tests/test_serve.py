@@ -286,7 +286,7 @@ def test_single_worker_as_pid_1_exit_0(
         os.kill(os.getpid(), signal.SIGTERM)
 
     # As PID 1 of a container, the kernel ignores the SIGTERM that uvicorn re-raises after
-    # its shutdown. This handler stands in for that, so the test process keeps running.
+    # its shutdown. Here this handler catches it, so the test process keeps running.
     received: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     stopper = threading.Thread(target=stop_when_healthy, daemon=True)

@@ -3,8 +3,8 @@
 Run as ``python -m fastapi_stack.healthcheck``. It reads ``APP_BIND`` like the server (TCP
 ``HOST:PORT`` or ``unix:/path``, comma-separated), connects to loopback for a wildcard host,
 and exits with 0 when /healthz returns 200 on every address and 1 otherwise, printing the
-reasons to stderr. It uses only the
-standard library, so it starts fast and does not load the application.
+reasons to stderr. It uses only the standard library, so it starts fast and does not load the
+application.
 """
 
 from __future__ import annotations
